@@ -82,7 +82,7 @@ def supervise(name: str) -> int:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 # The keeper runs no threads, so preexec_fn is safe here.
-                preexec_fn=lambda: join_cgroups(name),  # noqa: PLW1509
+                preexec_fn=lambda: join_cgroups(name),
             )
         while True:
             try:

@@ -21,7 +21,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +79,10 @@ class Host:
         """Wait until the host's systemd reports `running`; raise RuntimeError otherwise."""
         deadline = time.monotonic() + timeout
         state = "unreachable"
+        console = paths.host_dir(self.name) / "console.log"
         while time.monotonic() < deadline:
+            if not _keeper_pids(self.name):
+                raise RuntimeError(f"Host {self.name} stopped while booting; see {console}")
             try:
                 result = self.run("systemctl is-system-running --wait", timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -92,7 +95,6 @@ class Host:
                 failed = self.run("systemctl --failed --no-legend --plain").stdout.strip()
                 raise RuntimeError(f"Host {self.name} booted as {state!r}; failed units: {failed}")
             time.sleep(0.3)
-        console = paths.host_dir(self.name) / "console.log"
         raise RuntimeError(
             f"Host {self.name} did not reach 'running' within {timeout:.0f} s "
             f"(last state {state!r}); see {console}"
@@ -106,6 +108,8 @@ class Host:
         deadline = time.monotonic() + timeout
         # /run is a fresh tmpfs after a reboot, so the marker tells the old boot from the new.
         while time.monotonic() < deadline:
+            if not _keeper_pids(self.name):
+                raise RuntimeError(f"Host {self.name} stopped instead of rebooting")
             gone = self.run(f"test ! -e {marker}", timeout=10)
             if gone.returncode == 0:
                 self.wait_running(max(deadline - time.monotonic(), 1.0))
@@ -279,7 +283,8 @@ def up(
         for name in started:
             _remove(name)
         raise
-    write_inventory(hosts, inventory)
+    with _lock():
+        write_inventory(hosts, inventory)
     return hosts
 
 
@@ -337,10 +342,9 @@ def host_state(host: Host) -> str:
 
 
 def _alive(pid: int) -> bool:
-    try:
+    # Reap the keeper if this process started it, so it does not linger as a zombie.
+    with suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -442,6 +446,10 @@ def down(prefix: str | None = None) -> list[str]:
     interrupted `up` are swept too. Return the names removed.
     """
     names = sorted(n for n in _names_on_controller() if _matches(n, prefix))
+    # Ask every host to power off first, so that they shut down in parallel.
+    for name in names:
+        for pid in _keeper_pids(name):
+            os.kill(pid, signal.SIGTERM)
     for name in names:
         _remove(name)
     with _lock():

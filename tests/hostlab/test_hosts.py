@@ -55,7 +55,7 @@ def leftovers(name: str) -> list[str]:
 
 def test_ansible_reaches_both_hosts_over_ssh(pair: list[Host], hostlab: HostLab) -> None:
     result = subprocess.run(
-        [str(ANSIBLE), "-i", str(hostlab.inventory_path), "all", "-m", "ping", "-o"],
+        [str(ANSIBLE), "-i", str(hostlab.inventory_path), "all", "-m", "ping"],
         check=False,
         capture_output=True,
         text=True,
@@ -125,3 +125,21 @@ def test_down_leaves_nothing_behind(hostlab: HostLab) -> None:
     hostlab.down("hld")
     assert leftovers(host.name) == []
     assert host.name not in [h.name for h in lab.list_hosts()]
+
+
+def test_nginx_is_installed_but_left_off(pair: list[Host]) -> None:
+    result = pair[0].run("systemctl is-enabled nginx.service; systemctl is-active nginx.service")
+    assert result.stdout.split() == ["disabled", "inactive"]
+
+
+@pytest.mark.skipif(
+    not paths.image_dir("trixie").is_dir(),
+    reason="no trixie image cached; build it with `python -m hostlab image --suite trixie`",
+)
+def test_trixie_host_boots_to_running(hostlab: HostLab) -> None:
+    (host,) = hostlab.up(1, prefix="hlx", suite="trixie")
+    try:
+        result = host.run("systemctl is-system-running; . /etc/os-release; echo $VERSION_CODENAME")
+        assert result.stdout.split() == ["running", "trixie"]
+    finally:
+        hostlab.down("hlx")
