@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Callable
 from typing import Any
@@ -277,6 +278,25 @@ def _environment(app: dict, name: str) -> dict[str, str]:
     return out
 
 
+def _directories(
+    app_dir: str, out: dict, user: str, group: str, log_target: str
+) -> list[dict[str, str]]:
+    """The directories of one app, parents first.
+
+    Code, config and venv belong to root and are readable by the app's group only: a compromised
+    worker cannot rewrite what it runs. The log directory is the app's own. The shared parents
+    are made explicitly, root-owned and 0755, or the file module would give them the app's owner.
+    """
+    dirs = [(app_dir, "root", group, "0750"), (out["config_dir"], "root", group, "0750")]
+    if log_target == "file":
+        dirs.append((out["log_dir"], user, group, "0750"))
+    parents = sorted({posixpath.dirname(path.rstrip("/")) for path, *_ in dirs} - {"/", ""})
+    return [
+        *({"path": p, "owner": "root", "group": "root", "mode": "0755"} for p in parents),
+        *({"path": p, "owner": o, "group": g, "mode": m} for p, o, g, m in dirs),
+    ]
+
+
 def _resolve_one(
     app: dict, role: dict, host: dict, present: int, sizing: Callable | None
 ) -> dict[str, Any]:
@@ -399,15 +419,7 @@ def _resolve_one(
             "control_socket": control_socket,
             # Code, config and venv belong to root, readable by the app's group; only the log
             # directory is the app's own.
-            "directories": [
-                {"path": app_dir, "owner": "root", "mode": "0750"},
-                {"path": out["config_dir"], "owner": "root", "mode": "0750"},
-                *(
-                    [{"path": out["log_dir"], "owner": user, "mode": "0750"}]
-                    if log_target == "file"
-                    else []
-                ),
-            ],
+            "directories": _directories(app_dir, out, user, group, log_target),
             "verify_path": app.get("verify_path") or role.get("verify_path") or "/",
             "verify_status": int(app.get("verify_status") or role.get("verify_status") or 200),
             **listener,
