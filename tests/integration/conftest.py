@@ -24,7 +24,9 @@ APPS_SRC = REPO / "examples" / "apps"
 APPS_DIR = "/srv/example-apps"
 WHEELHOUSE = REPO / ".cache" / "wheelhouse"
 PLAYBOOK = Path(__file__).with_name("converge.yml")
-RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+RECAP = re.compile(
+    r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M
+)
 
 
 @dataclass(repr=False)
@@ -49,7 +51,9 @@ class Converger:
         self.workdir = workdir
         self.runs = 0
 
-    def __call__(self, apps: list[dict], check: bool = False, diff: bool = False, **role_vars) -> Run:
+    def __call__(
+        self, apps: list[dict], check: bool = False, diff: bool = False, **role_vars
+    ) -> Run:
         """Converge the host with `gunicorn_apps` = apps and any role-level variables."""
         self.runs += 1
         extra = {"gunicorn_apps": apps, "gunicorn_wheelhouse": str(WHEELHOUSE), **role_vars}
@@ -133,7 +137,9 @@ def host(hostlab) -> Iterator[Host]:
     found.run(f"install -d -m 0755 {APPS_DIR}", check=True)
     for source in sorted(APPS_SRC.glob("*.py")):
         subprocess.run(
-            found.ssh_command(f"cat > {APPS_DIR}/{source.name} && chmod 0644 {APPS_DIR}/{source.name}"),
+            found.ssh_command(
+                f"cat > {APPS_DIR}/{source.name} && chmod 0644 {APPS_DIR}/{source.name}"
+            ),
             input=source.read_bytes(),
             check=True,
             capture_output=True,

@@ -18,7 +18,12 @@ APPS = [
         "threads": 4,
         "packages": FLASK,
     },
-    {"name": "it-gevent", "wsgi_app": "hello_wsgi:app", "worker_class": "gevent", "packages": FLASK},
+    {
+        "name": "it-gevent",
+        "wsgi_app": "hello_wsgi:app",
+        "worker_class": "gevent",
+        "packages": FLASK,
+    },
     {
         "name": "it-uvicorn",
         "wsgi_app": "hello_asgi:app",

@@ -64,7 +64,9 @@ def test_changing_preload_app_restarts(host, converge, running):
 
 def test_changing_the_environment_restarts(host, converge, running):
     master = main_pid(host, "tr-app")
-    run = converge([app(workers=3, settings={"preload_app": True}, environment={"APP_VERSION": "2"})])
+    run = converge(
+        [app(workers=3, settings={"preload_app": True}, environment={"APP_VERSION": "2"})]
+    )
     assert run.rc == 0, run
     assert main_pid(host, "tr-app") not in (0, master)
     assert '"version":"2"' in http(host, BASE)[1].replace(" ", "")
