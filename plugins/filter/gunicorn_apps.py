@@ -207,7 +207,7 @@ def _listener(app: dict, role: dict, name: str) -> dict[str, Any]:
         "bind_port": port,
         "listen_stream": f"{host}:{port}",
         "bind": f"{host}:{port}",
-        "listen_key": f"tcp:{port}",
+        "listen_key": f"tcp:{host}:{port}",
         "listen_any": address in ("0.0.0.0", "::"),
         "listen_addr": address,
         "verify_base": f"http://{probe_host}:{port}",
@@ -429,21 +429,18 @@ def _resolve_one(
 
 
 def _check_unique(resolved: list[dict]) -> None:
-    seen: dict[tuple[str, str], str] = {}
+    seen: dict[str, str] = {}
     for app in resolved:
         if app["state"] != "present":
             continue
-        keys = [("listen", app["listen_key"])]
-        if app["bind_type"] == "tcp" and app.get("listen_any"):
-            keys = [("listen", f"tcp:{app['bind_port']}")]
-        for key in keys:
-            if key in seen:
-                raise _fail(
-                    app["name"],
-                    "socket_path" if app["bind_type"] == "socket" else "bind_port",
-                    f"listens on {key[1].split(':', 1)[1]} like app '{seen[key]}'",
-                )
-            seen[key] = app["name"]
+        key = app["listen_key"]
+        if key in seen:
+            raise _fail(
+                app["name"],
+                "socket_path" if app["bind_type"] == "socket" else "bind_port",
+                f"listens on {app['listen_stream']} like app '{seen[key]}'",
+            )
+        seen[key] = app["name"]
     # A wildcard TCP bind clashes with any address on the same port.
     ports: dict[int, list[dict]] = {}
     for app in resolved:
