@@ -1,0 +1,1 @@
+"""Benchmarks of the collection: a load tool, and scenarios that deploy under load."""
