@@ -1,0 +1,266 @@
+"""What users see while the role changes a running app: one test host, continuous load.
+
+Boots a test host, enables nginx there on port 8080 in front of a socket app (`bsock`), deploys
+it and a TCP app (`btcp`, port 8000 on every address) with the role, then runs each event while
+the controller loads `http://HOST:8080/` and `http://HOST:8000/`. A row per event and target
+gives requests, failures, latencies and the version that answered before and after.
+
+The exit status is 1 when any event had a failed request, when the wrong version answered after
+an event, or when a run did not end as expected (event 8 must fail and roll back).
+
+Usage: python -m benchmarks.deploy_events [--events 1,6,7] [--keep] [--clients 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from benchmarks import _common as common
+from benchmarks.loadgen import Load, Target, format_table
+from hostlab import lab
+from hostlab.lab import Host
+
+PREFIX = "bench"
+NGINX_PORT = 8080
+TCP_PORT = 8000
+NGINX_SITE = f"""server {{
+    listen {NGINX_PORT};
+    location / {{
+        proxy_pass http://unix:/run/gunicorn/bsock.sock;
+        proxy_set_header Host $host;
+    }}
+}}
+"""
+
+
+@dataclass(frozen=True)
+class State:
+    """What the apps on the host are meant to run."""
+
+    workers: int = 2
+    preload_app: bool = False
+    werkzeug: str = "3.1.8"
+    gunicorn: str = "26.2.0"
+    release: str = "1"
+
+
+def apps(state: State, code_deploys: bool) -> list[dict]:
+    """The two benchmark apps for a state; their code comes from a release when supported."""
+    common_keys: dict = {
+        "wsgi_app": "hello_wsgi:app",
+        "packages": ["flask==3.1.3", f"werkzeug=={state.werkzeug}"],
+        "gunicorn_version": state.gunicorn,
+        "workers": state.workers,
+        "settings": {"preload_app": state.preload_app},
+    }
+    if code_deploys:
+        path = (
+            common.broken_release() if state.release == "broken" else common.release(state.release)
+        )
+        common_keys["source"] = {"type": "dir", "path": str(path)}
+        common_keys["health"] = {"path": "/healthz", "status": 200, "timeout": 30}
+    else:
+        common_keys["chdir"] = common.APPS_DIR
+    return [
+        {"name": "bsock", **common_keys},
+        {
+            "name": "btcp",
+            "bind_type": "tcp",
+            "bind_address": "0.0.0.0",
+            "bind_port": TCP_PORT,
+            **common_keys,
+        },
+    ]
+
+
+@dataclass
+class Event:
+    """A change made under load: `prepare` is applied unmeasured, `change` under load."""
+
+    number: int
+    name: str
+    prepare: Callable[[State], State]
+    change: Callable[[State], State] | None = None
+    command: str = ""
+    needs_code_deploys: bool = False
+    must_fail: bool = False
+
+
+def next_release(state: State) -> str:
+    """The release number after the state's one."""
+    return str(int(state.release) + 1) if state.release.isdigit() else "2"
+
+
+EVENTS = {
+    e.number: e
+    for e in [
+        Event(
+            1, "config change (workers 2->3)", lambda s: replace(s, workers=2),
+            lambda s: replace(s, workers=3),
+        ),
+        Event(
+            2, "code deploy, preload_app off", lambda s: replace(s, preload_app=False),
+            lambda s: replace(s, release=next_release(s)), needs_code_deploys=True,
+        ),
+        Event(
+            3, "code deploy, preload_app on", lambda s: replace(s, preload_app=True),
+            lambda s: replace(s, release=next_release(s)), needs_code_deploys=True,
+        ),
+        Event(
+            4, "werkzeug 3.1.8 -> 3.1.9", lambda s: replace(s, werkzeug="3.1.8"),
+            lambda s: replace(s, werkzeug="3.1.9"),
+        ),
+        Event(
+            5, "gunicorn 26.2.0 -> 27.0.1", lambda s: replace(s, gunicorn="26.2.0"),
+            lambda s: replace(s, gunicorn="27.0.1"),
+        ),
+        Event(6, "systemctl restart", lambda s: s, command="systemctl restart bsock btcp"),
+        Event(
+            7, "logrotate -f", lambda s: s,
+            command="logrotate -f /etc/logrotate.d/gunicorn-bsock && "
+            "logrotate -f /etc/logrotate.d/gunicorn-btcp",
+        ),
+        Event(
+            8, "broken code, rolled back", lambda s: s, lambda s: replace(s, release="broken"),
+            needs_code_deploys=True, must_fail=True,
+        ),
+    ]
+}  # fmt: skip
+
+
+class Bench:
+    """The test host, the apps' applied state, and the rows measured so far."""
+
+    def __init__(self, host: Host, inventory: Path, clients: int) -> None:
+        self.host = host
+        self.inventory = inventory
+        self.clients = clients
+        self.code_deploys = common.code_deploys_supported()
+        self.state: State | None = None
+        self.rows: list[tuple] = []
+        self.ok = True
+
+    def converge(self, state: State) -> common.Run:
+        """Apply a state with the role, or with the deploy playbook for a code change."""
+        code_change = self.state is not None and state.release != self.state.release
+        play = common.DEPLOY if code_change and self.code_deploys else common.CONVERGE
+        return common.playbook(
+            self.inventory, {"gunicorn_apps": apps(state, self.code_deploys)}, play
+        )
+
+    def setup(self) -> None:
+        """Copy the apps, deploy the first state, enable nginx in front of the socket app."""
+        common.copy_example_apps(self.host)
+        first = State()
+        run = self.converge(first)
+        if run.rc != 0:
+            raise RuntimeError(f"Cannot deploy the benchmark apps:\n{run.tail()}")
+        self.state = first
+        site = "/etc/nginx/sites-available/bench"
+        self.host.run(
+            f"cat > {site} <<'EOF'\n{NGINX_SITE}EOF\n"
+            f"ln -sfn {site} /etc/nginx/sites-enabled/bench && "
+            "systemctl enable --now nginx && systemctl reload nginx",
+            check=True,
+        )
+
+    def targets(self) -> list[Target]:
+        """nginx in front of the socket app, and the TCP app, both on the host."""
+        return [
+            Target(f"http://{self.host.address}:{NGINX_PORT}/", "nginx->bsock"),
+            Target(f"http://{self.host.address}:{TCP_PORT}/", "btcp"),
+        ]
+
+    def run_event(self, event: Event) -> None:
+        """Prepare unmeasured, then make the change under load and add its rows."""
+        assert self.state is not None
+        if event.needs_code_deploys and not self.code_deploys:
+            self.rows.append((str(event.number), "skipped: the role has no code deploys yet"))
+            return
+        prepared = event.prepare(self.state)
+        if prepared != self.state:
+            run = self.converge(prepared)
+            if run.rc != 0:
+                raise RuntimeError(f"Cannot prepare event {event.number}:\n{run.tail()}")
+            self.state = prepared
+        wanted = event.change(self.state) if event.change else self.state
+        targets = self.targets()
+        with Load(targets, self.clients, max_seconds=1200, max_requests=2_000_000) as load:
+            time.sleep(common.WARMUP)
+            started = load.elapsed()
+            if event.command:
+                done = self.host.run(event.command, timeout=300)
+                run = common.Run(done.returncode, done.stdout + done.stderr)
+            else:
+                run = self.converge(wanted)
+            ended = load.elapsed()
+            time.sleep(common.SETTLE)
+        result = load.stop()
+        succeeded = run.rc == 0
+        if succeeded:
+            self.state = wanted
+        expected = self.state.release if self.code_deploys else "1"
+        title = f"{event.number} {event.name}"
+        for target in targets:
+            before = result.summary(target.label, until=started)
+            after = result.summary(target.label, since=ended + common.GRACE)
+            problems = []
+            if result.summary(target.label).failed:
+                problems.append("failures")
+            if after.versions != [expected]:
+                problems.append(f"want {expected}")
+            if succeeded == event.must_fail:
+                problems.append(f"run rc={run.rc}")
+            self.ok = self.ok and not problems
+            for line in common.failure_log(result, target.label, started):
+                print(f"event {event.number}:{line}", file=sys.stderr)
+            verdict = "ok" if not problems else "FAIL: " + ", ".join(problems)
+            self.rows.append(
+                common.row(
+                    title,
+                    target.label,
+                    result,
+                    ",".join(before.versions) or "-",
+                    ",".join(after.versions) or "-",
+                    verdict,
+                )
+            )
+        if succeeded == event.must_fail:
+            print(f"event {event.number}: playbook rc={run.rc}:\n{run.tail()}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen events, print the table; exit 1 on any failure or wrong version."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.deploy_events", description=__doc__)
+    parser.add_argument("--events", default="1,2,3,4,5,6,7,8", help="comma-separated numbers")
+    parser.add_argument("--keep", action="store_true", help="leave the test host up")
+    parser.add_argument("--clients", type=int, default=4, help="client threads per target")
+    args = parser.parse_args(argv)
+    try:
+        chosen = [EVENTS[int(n)] for n in args.events.split(",")]
+    except (KeyError, ValueError):
+        parser.error(f"--events takes numbers from 1 to {len(EVENTS)}, e.g. 1,6,7")
+    (host,), inventory = common.hosts(PREFIX, 1)
+    try:
+        bench = Bench(host, inventory, args.clients)
+        bench.setup()
+        for event in chosen:
+            print(f"event {event.number}: {event.name}", file=sys.stderr, flush=True)
+            bench.run_event(event)
+    finally:
+        if not args.keep:
+            lab.down(PREFIX)
+    rows = [r for r in bench.rows if len(r) == len(common.HEADER)]
+    print(format_table([common.HEADER, *rows]))
+    for skipped in (r for r in bench.rows if len(r) != len(common.HEADER)):
+        print(f"event {skipped[0]} {skipped[1]}")
+    return 0 if bench.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
