@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 from collections.abc import Callable
@@ -279,22 +280,64 @@ def _environment(app: dict, name: str) -> dict[str, str]:
 
 
 def _directories(
-    app_dir: str, out: dict, user: str, group: str, log_target: str
+    app_dir: str, out: dict, user: str, group: str, log_target: str, extra: list[str]
 ) -> list[dict[str, str]]:
-    """The directories of one app, parents first.
+    """The directories of one app.
 
     Code, config and venv belong to root and are readable by the app's group only: a compromised
-    worker cannot rewrite what it runs. The log directory is the app's own. The shared parents
-    are made explicitly, root-owned and 0755, or the file module would give them the app's owner.
+    worker cannot rewrite what it runs. The log directory is the app's own.
     """
-    dirs = [(app_dir, "root", group, "0750"), (out["config_dir"], "root", group, "0750")]
+    dirs = [
+        (app_dir, "root", group, "0750"),
+        (out["config_dir"], "root", group, "0750"),
+        *((path, "root", group, "0750") for path in extra),
+    ]
     if log_target == "file":
         dirs.append((out["log_dir"], user, group, "0750"))
-    parents = sorted({posixpath.dirname(path.rstrip("/")) for path, *_ in dirs} - {"/", ""})
-    return [
-        *({"path": p, "owner": "root", "group": "root", "mode": "0755"} for p in parents),
-        *({"path": p, "owner": o, "group": g, "mode": m} for p, o, g, m in dirs),
-    ]
+    return [{"path": p, "owner": o, "group": g, "mode": m} for p, o, g, m in dirs]
+
+
+def _parents(directories: list[dict[str, str]]) -> list[str]:
+    """The shared parents of an app's directories, which the role makes root-owned and 0755:
+    left to the file module, they would get the owner and mode of the first app."""
+    own = {d["path"] for d in directories}
+    return sorted({posixpath.dirname(p.rstrip("/")) for p in own} - own - {"/", ""})
+
+
+SOURCE_KEYS = {"dir": ("path",), "git": ("repo", "ref"), "pip": ("package",)}
+HOOK_STAGES = ("before_switch", "after_switch", "fleet")
+
+
+def _source(app: dict, name: str) -> dict[str, str] | None:
+    """Check the app's `source`: a controller directory, a git ref, or a pip requirement."""
+    source = app.get("source")
+    if not source:
+        return None
+    if not isinstance(source, dict) or source.get("type") not in SOURCE_KEYS:
+        raise _fail(name, "source", f"needs a type, one of {', '.join(SOURCE_KEYS)}")
+    for key in SOURCE_KEYS[source["type"]]:
+        if not source.get(key):
+            raise _fail(name, f"source.{key}", f"is required for a source of type {source['type']}")
+    unknown = set(source) - {"type", *SOURCE_KEYS[source["type"]]}
+    if unknown:
+        raise _fail(name, "source", f"unknown keys for type {source['type']}: {sorted(unknown)}")
+    return {key: str(value) for key, value in source.items()}
+
+
+def _deploy_hooks(app: dict, name: str) -> dict[str, list[str]]:
+    """Check the deploy hooks: shell commands by stage, run as the app's user."""
+    hooks = app.get("deploy_hooks") or {}
+    if not isinstance(hooks, dict) or set(hooks) - set(HOOK_STAGES):
+        raise _fail(name, "deploy_hooks", f"takes the stages {', '.join(HOOK_STAGES)}")
+    out = {}
+    for stage in HOOK_STAGES:
+        commands = hooks.get(stage) or []
+        if isinstance(commands, str):
+            commands = [commands]
+        if not all(isinstance(c, str) and c.strip() for c in commands):
+            raise _fail(name, f"deploy_hooks.{stage}", "must be a list of shell commands")
+        out[stage] = list(commands)
+    return out
 
 
 def _resolve_one(
@@ -343,7 +386,9 @@ def _resolve_one(
     listener = _listener(app, role, name)
     user = app.get("user") or name
     group = app.get("group") or user
-    chdir = app.get("chdir") or app_dir
+    source = _source(app, name)
+    # With a source, the code lives in releases/ID and `current` points at the live one.
+    chdir = app.get("chdir") or (f"{app_dir}/current" if source else app_dir)
     log_target = app.get("log_target") or role.get("log_target") or "file"
     if log_target not in ("file", "journal"):
         raise _fail(name, "log_target", f"must be 'file' or 'journal', got {log_target!r}")
@@ -389,6 +434,12 @@ def _resolve_one(
     pin = f"=={version}" if version else ""
     extra = f"[{','.join(extras)}]" if extras else ""
     requirements = [f"gunicorn{extra}{pin}", *packages, *(app.get("packages") or [])]
+    if source and source["type"] == "pip":
+        requirements.append(source["package"])
+    # One venv per dependency set, shared by every release with the same set: a code-only
+    # release reuses it, and a rollback brings the old dependencies back with the old code.
+    venv_key = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:12]
+    venv_dir = app.get("venv_dir") or f"{app_dir}/venv"
 
     unit_settings = app.get("unit_settings") or {}
     if not isinstance(unit_settings, dict):
@@ -400,7 +451,13 @@ def _resolve_one(
             "group": group,
             "create_user": app.get("create_user", True),
             "chdir": chdir,
-            "venv_dir": app.get("venv_dir") or f"{app_dir}/venv",
+            "venv_dir": venv_dir,
+            "venv_key": venv_key,
+            "venv_path": f"{venv_dir}s/{venv_key}",
+            "source": source,
+            "releases_dir": f"{app_dir}/releases",
+            "releases_keep": _int_in(name, "releases_keep", app.get("releases_keep", 5), 2, 1000),
+            "deploy_hooks": _deploy_hooks(app, name),
             "gunicorn_version": version,
             "requirements": requirements,
             "worker_class": worker_class,
@@ -419,12 +476,21 @@ def _resolve_one(
             "control_socket": control_socket,
             # Code, config and venv belong to root, readable by the app's group; only the log
             # directory is the app's own.
-            "directories": _directories(app_dir, out, user, group, log_target),
+            "directories": _directories(
+                app_dir,
+                out,
+                user,
+                group,
+                log_target,
+                [f"{venv_dir}s", *([f"{app_dir}/releases"] if source else [])],
+            ),
             "verify_path": app.get("verify_path") or role.get("verify_path") or "/",
             "verify_status": int(app.get("verify_status") or role.get("verify_status") or 200),
+            "verify_timeout": int(app.get("verify_timeout") or role.get("verify_timeout") or 30),
             **listener,
         }
     )
+    out["parents"] = _parents(out["directories"])
     return out
 
 
@@ -516,6 +582,7 @@ def gunicorn_transitions(apps: list[dict], **registered: Any) -> list[dict[str, 
             return bool(steps.get(step, {}).get(_name, {}).get("changed"))
 
         config = steps.get("config", {}).get(name, {})
+        switched = steps.get("switch", {}).get(name, {}).get("stdout", "")
         reasons: list[str] = []
         if changed("socket"):
             action, reasons = "relisten", ["socket unit"]
@@ -526,15 +593,27 @@ def gunicorn_transitions(apps: list[dict], **registered: Any) -> list[dict[str, 
                     ("service", "service unit"),
                     ("env", "environment"),
                     ("venv", "venv packages"),
+                    ("link", "new venv"),
                 )
                 if changed(step)
             ]
+            if "venv" in switched.split():
+                reasons.append("new venv")
+            if "release" in switched.split() and app.get("settings", {}).get("preload_app"):
+                # A preloaded app lives in the master: only a new master loads new code.
+                reasons.append("release with preload_app")
             if config.get("restart_required"):
                 reasons.append("settings " + ", ".join(config.get("restart_settings") or []))
             if reasons:
                 action = "restart"
-            elif config.get("changed"):
-                action, reasons = "reload", ["settings"]
+            elif config.get("changed") or "release" in switched.split():
+                # A HUP re-reads the config and forks workers that import the code afresh
+                # through the `current` link.
+                action = "reload"
+                reasons = [
+                    *(["settings"] if config.get("changed") else []),
+                    *(["release"] if "release" in switched.split() else []),
+                ]
             else:
                 action = "none"
         moves.append(
@@ -574,6 +653,59 @@ def gunicorn_summary(
     return lines
 
 
+def gunicorn_targets(apps: list[dict], live: Any, packed: dict) -> list[dict[str, Any]]:
+    """Compare what each app runs now with what this run installed.
+
+    `live` holds the registered readlink of each app's venv link and `current` link (empty when
+    missing); `packed` the release of each app with a source, by name.
+    """
+    by_live = _changed_by_name(live)
+    targets = []
+    for app in apps:
+        name = app["name"]
+        lines = (by_live.get(name, {}).get("stdout") or "").split("\n")
+        live_venv, live_release = ([*lines, "", ""])[:2]
+        release = (packed or {}).get(name, {}).get("id") if app.get("source") else None
+        release_dir = f"{app['releases_dir']}/{release}" if release else None
+        first = not live_venv or bool(release_dir and not live_release)
+        venv_changes = bool(live_venv) and live_venv != app["venv_path"]
+        release_changes = bool(release_dir and live_release and live_release != release_dir)
+        targets.append(
+            {
+                "name": name,
+                "app_dir": app["app_dir"],
+                "releases_dir": app["releases_dir"],
+                "releases_keep": app["releases_keep"],
+                "venv_dir": app["venv_dir"],
+                "venv_path": app["venv_path"],
+                "release": release,
+                "release_dir": release_dir,
+                "live_venv": live_venv,
+                "live_release": live_release,
+                "first_deploy": first,
+                "switch": not first and (venv_changes or release_changes),
+                "check_chdir": release_dir or app["chdir"],
+            }
+        )
+    return targets
+
+
+def gunicorn_hooks(pairs: list, stage: str) -> list[list[Any]]:
+    """Return [app, target, command] for each deploy hook of `stage` that is due.
+
+    `pairs` zips the resolved apps with their targets. Hooks are due for apps that get a new
+    release or venv in this run, including their first deploy, and never otherwise: a run that
+    changes nothing runs no hook.
+    """
+    if stage not in HOOK_STAGES:
+        raise AnsibleFilterError(f"gunicorn_hooks: unknown stage {stage!r}")
+    due = []
+    for app, target in pairs:
+        if target.get("switch") or target.get("first_deploy"):
+            due.extend([app, target, command] for command in app["deploy_hooks"][stage])
+    return due
+
+
 class FilterModule:
     """The gunicorn_apps and gunicorn_transitions filters."""
 
@@ -582,4 +714,6 @@ class FilterModule:
             "gunicorn_apps": gunicorn_apps,
             "gunicorn_transitions": gunicorn_transitions,
             "gunicorn_summary": gunicorn_summary,
+            "gunicorn_targets": gunicorn_targets,
+            "gunicorn_hooks": gunicorn_hooks,
         }

@@ -51,7 +51,17 @@ def build_command(gunicorn: str, conf: str, check: dict[str, Any]) -> tuple[list
     properties; otherwise it runs through setpriv (or runuser) with the
     environment file read here, and ``properties`` cannot be honoured.
     """
-    inner = [gunicorn, "--check-config", "-c", conf, check["wsgi_app"]]
+    # --chdir on the command line overrides the file's chdir, so a new release is tried in its
+    # own directory while the live config still points at the `current` link.
+    inner = [
+        gunicorn,
+        "--check-config",
+        "-c",
+        conf,
+        "--chdir",
+        check["chdir"],
+        check["wsgi_app"],
+    ]
     user, group = check.get("user"), check.get("group")
     base_env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
     if systemd_is_init():

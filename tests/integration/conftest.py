@@ -110,10 +110,13 @@ def main_pid(host: Host, name: str) -> int:
 
 
 def snapshot(host: Host) -> str:
-    """A listing of everything the role writes, to prove that a failed run changed nothing."""
+    """A listing of every file the role writes (path, mode, owner, size, mtime, checksum) and of
+    the units, to prove that a failed run changed nothing. Directory times are left out: a
+    check file written and removed beside the config touches its directory, not a file."""
     return host.run(
-        "ls -la --time-style=full-iso /etc/systemd/system /etc/gunicorn/* /srv/gunicorn/* "
-        "/etc/logrotate.d 2>&1; md5sum /etc/gunicorn/*/* 2>&1; "
+        "find /etc/systemd/system /etc/gunicorn /srv/gunicorn /etc/logrotate.d "
+        "-xdev \\( -type f -o -type l \\) -not -path '*/venvs/*' "
+        "-printf '%p %m %u %g %s %T@ %l\\n' | sort; md5sum /etc/gunicorn/*/* 2>&1; "
         "systemctl list-units --all --plain --no-legend 'it-*' 'tr-*' 2>&1 | sort"
     ).stdout
 
