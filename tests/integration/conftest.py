@@ -52,9 +52,15 @@ class Converger:
         self.runs = 0
 
     def __call__(
-        self, apps: list[dict], check: bool = False, diff: bool = False, **role_vars
+        self,
+        apps: list[dict],
+        check: bool = False,
+        diff: bool = False,
+        playbook: str | Path = PLAYBOOK,
+        **role_vars,
     ) -> Run:
-        """Converge the host with `gunicorn_apps` = apps and any role-level variables."""
+        """Converge the host with `gunicorn_apps` = apps and any role-level variables, by the
+        test playbook or by one of the collection's (`pyserve.gunicorn.deploy`)."""
         self.runs += 1
         extra = {"gunicorn_apps": apps, "gunicorn_wheelhouse": str(WHEELHOUSE), **role_vars}
         vars_file = self.workdir / f"vars-{self.runs}.json"
@@ -67,7 +73,7 @@ class Converger:
             self.host.name,
             "-e",
             f"@{vars_file}",
-            str(PLAYBOOK),
+            str(playbook),
         ]
         if check:
             argv.append("--check")
