@@ -45,7 +45,17 @@ def offline_venv(path: Path, *requirements: str) -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
     bin_dir = path / "bin"
     subprocess.run(
-        [str(bin_dir / "python"), "-m", "pip", "install", "--quiet", "--no-index", "--find-links", str(WHEELHOUSE), *requirements],
+        [
+            str(bin_dir / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-index",
+            "--find-links",
+            str(WHEELHOUSE),
+            *requirements,
+        ],
         env=offline_env(),
         check=True,
     )
@@ -109,7 +119,17 @@ def test_dependency_can_move_between_the_two_werkzeug_pins(
     bin_dir = offline_venv(tmp_path / "venv", "flask", "werkzeug==3.1.8")
     assert installed_version(bin_dir, "werkzeug") == "3.1.8"
     subprocess.run(
-        [str(bin_dir / "python"), "-m", "pip", "install", "--quiet", "--no-index", "--find-links", str(wheelhouse), "werkzeug==3.1.9"],
+        [
+            str(bin_dir / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-index",
+            "--find-links",
+            str(wheelhouse),
+            "werkzeug==3.1.9",
+        ],
         env=offline_env(),
         check=True,
     )
