@@ -17,7 +17,6 @@ REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / ".cache" / "bench"
 WHEELHOUSE = REPO / ".cache" / "wheelhouse"
 APPS_SRC = REPO / "examples" / "apps"
-APPS_DIR = "/srv/example-apps"
 HERE = Path(__file__).resolve().parent
 CONVERGE = HERE / "converge.yml"
 DEPLOY = "pyserve.gunicorn.deploy"
@@ -27,12 +26,6 @@ SETTLE = 5.0
 # Requests that start this long after the action ended must come from the new state.
 GRACE = 1.0
 PLAYBOOK_TIMEOUT = 900
-
-
-def code_deploys_supported() -> bool:
-    """True once the role takes a per-app `source` and the deploy playbook exists."""
-    spec = (REPO / "roles" / "gunicorn" / "meta" / "argument_specs.yml").read_text()
-    return "          source:" in spec and (REPO / "playbooks" / "deploy.yml").exists()
 
 
 def hosts(prefix: str, count: int) -> tuple[list[Host], Path]:
@@ -46,20 +39,6 @@ def hosts(prefix: str, count: int) -> tuple[list[Host], Path]:
         return chosen, inventory
     lab.down(prefix)
     return lab.up(count, prefix, "bookworm", inventory), inventory
-
-
-def copy_example_apps(host: Host) -> None:
-    """Put the example apps into a shared read-only directory on the host."""
-    host.run(f"install -d -m 0755 {APPS_DIR}", check=True)
-    for source in sorted(APPS_SRC.glob("*.py")):
-        subprocess.run(
-            host.ssh_command(
-                f"cat > {APPS_DIR}/{source.name} && chmod 0644 {APPS_DIR}/{source.name}"
-            ),
-            input=source.read_bytes(),
-            check=True,
-            capture_output=True,
-        )
 
 
 def release(version: str) -> Path:

@@ -49,8 +49,8 @@ class State:
     release: str = "1"
 
 
-def apps(state: State, code_deploys: bool) -> list[dict]:
-    """The two benchmark apps for a state; their code comes from a release when supported."""
+def apps(state: State) -> list[dict]:
+    """The two benchmark apps for a state; their code is a release made on the controller."""
     common_keys: dict = {
         "wsgi_app": "hello_wsgi:app",
         "packages": ["flask==3.1.3", f"werkzeug=={state.werkzeug}"],
@@ -58,14 +58,9 @@ def apps(state: State, code_deploys: bool) -> list[dict]:
         "workers": state.workers,
         "settings": {"preload_app": state.preload_app},
     }
-    if code_deploys:
-        path = (
-            common.broken_release() if state.release == "broken" else common.release(state.release)
-        )
-        common_keys["source"] = {"type": "dir", "path": str(path)}
-        common_keys["health"] = {"path": "/healthz", "status": 200, "timeout": 30}
-    else:
-        common_keys["chdir"] = common.APPS_DIR
+    path = common.broken_release() if state.release == "broken" else common.release(state.release)
+    common_keys["source"] = {"type": "dir", "path": str(path)}
+    common_keys.update(verify_path="/healthz", verify_status=200, verify_timeout=30)
     return [
         {"name": "bsock", **common_keys},
         {
@@ -87,7 +82,6 @@ class Event:
     prepare: Callable[[State], State]
     change: Callable[[State], State] | None = None
     command: str = ""
-    needs_code_deploys: bool = False
     must_fail: bool = False
 
 
@@ -105,11 +99,11 @@ EVENTS = {
         ),
         Event(
             2, "code deploy, preload_app off", lambda s: replace(s, preload_app=False),
-            lambda s: replace(s, release=next_release(s)), needs_code_deploys=True,
+            lambda s: replace(s, release=next_release(s)),
         ),
         Event(
             3, "code deploy, preload_app on", lambda s: replace(s, preload_app=True),
-            lambda s: replace(s, release=next_release(s)), needs_code_deploys=True,
+            lambda s: replace(s, release=next_release(s)),
         ),
         Event(
             4, "werkzeug 3.1.8 -> 3.1.9", lambda s: replace(s, werkzeug="3.1.8"),
@@ -127,7 +121,7 @@ EVENTS = {
         ),
         Event(
             8, "broken code, rolled back", lambda s: s, lambda s: replace(s, release="broken"),
-            needs_code_deploys=True, must_fail=True,
+            must_fail=True,
         ),
     ]
 }  # fmt: skip
@@ -140,7 +134,6 @@ class Bench:
         self.host = host
         self.inventory = inventory
         self.clients = clients
-        self.code_deploys = common.code_deploys_supported()
         self.state: State | None = None
         self.rows: list[tuple] = []
         self.ok = True
@@ -148,14 +141,11 @@ class Bench:
     def converge(self, state: State) -> common.Run:
         """Apply a state with the role, or with the deploy playbook for a code change."""
         code_change = self.state is not None and state.release != self.state.release
-        play = common.DEPLOY if code_change and self.code_deploys else common.CONVERGE
-        return common.playbook(
-            self.inventory, {"gunicorn_apps": apps(state, self.code_deploys)}, play
-        )
+        play = common.DEPLOY if code_change else common.CONVERGE
+        return common.playbook(self.inventory, {"gunicorn_apps": apps(state)}, play)
 
     def setup(self) -> None:
-        """Copy the apps, deploy the first state, enable nginx in front of the socket app."""
-        common.copy_example_apps(self.host)
+        """Deploy the first state, enable nginx in front of the socket app."""
         first = State()
         run = self.converge(first)
         if run.rc != 0:
@@ -179,9 +169,6 @@ class Bench:
     def run_event(self, event: Event) -> None:
         """Prepare unmeasured, then make the change under load and add its rows."""
         assert self.state is not None
-        if event.needs_code_deploys and not self.code_deploys:
-            self.rows.append((str(event.number), "skipped: the role has no code deploys yet"))
-            return
         prepared = event.prepare(self.state)
         if prepared != self.state:
             run = self.converge(prepared)
@@ -204,7 +191,7 @@ class Bench:
         succeeded = run.rc == 0
         if succeeded:
             self.state = wanted
-        expected = self.state.release if self.code_deploys else "1"
+        expected = self.state.release
         title = f"{event.number} {event.name}"
         for target in targets:
             before = result.summary(target.label, until=started)
@@ -255,10 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep:
             lab.down(PREFIX)
-    rows = [r for r in bench.rows if len(r) == len(common.HEADER)]
-    print(format_table([common.HEADER, *rows]))
-    for skipped in (r for r in bench.rows if len(r) != len(common.HEADER)):
-        print(f"event {skipped[0]} {skipped[1]}")
+    print(format_table([common.HEADER, *bench.rows]))
     return 0 if bench.ok else 1
 
 
