@@ -368,6 +368,10 @@ def _resolve_one(
         out["log_dir"],
         app.get("socket_path") or f"{role['socket_root'].rstrip('/')}/{name}.sock",
     ]
+    if app.get("venv_dir"):
+        # A venv outside the app directory: its link, the previous link and the keyed venvs.
+        venv_dir = app["venv_dir"].rstrip("/")
+        out["paths"] += [venv_dir, f"{venv_dir}.previous", f"{venv_dir}s"]
     if state == "absent":
         return out
 

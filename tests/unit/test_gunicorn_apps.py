@@ -154,6 +154,19 @@ def test_absent_apps_need_only_a_name_and_list_their_paths():
     assert "/run/gunicorn/old.sock" in app["paths"]
 
 
+def test_removal_also_takes_a_venv_kept_outside_the_app_directory():
+    (app,) = resolve([{"name": "old", "state": "absent", "venv_dir": "/opt/venvs/old/"}])
+    assert {"/opt/venvs/old", "/opt/venvs/old.previous", "/opt/venvs/olds"} <= set(app["paths"])
+
+
+def test_role_level_verify_timeout_applies_unless_the_app_sets_its_own():
+    a, b = resolve(
+        [{"name": "a", "wsgi_app": "x:y"}, {"name": "b", "wsgi_app": "x:y", "verify_timeout": 5}],
+        verify_timeout=90,
+    )
+    assert (a["verify_timeout"], b["verify_timeout"]) == (90, 5)
+
+
 def result(name: str, **fields) -> dict:
     return {"item": {"name": name}, "ansible_loop_var": "item", **fields}
 
