@@ -10,49 +10,7 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-DOCUMENTATION = r"""
-name: gunicorn_apps
-version_added: 0.1.0
-short_description: Resolve gunicorn_apps into the effective settings of each app
-description:
-  - Works out, once per run, every effective value of each entry of C(gunicorn_apps): the app's own
-    keys over the app's C(settings) over the role-level C(gunicorn_<key>) variables over
-    C(gunicorn_settings) over computed defaults.
-  - Checks what C(meta/argument_specs.yml) cannot express, before anything on the host changes
-    (unit names, duplicate names, sockets and ports, port range, worker classes, a setting given
-    twice within one app), and fails with a message that names the app and the key.
-  - The role's tasks read only this resolved view and derive nothing again.
-positional: _input
-options:
-  _input:
-    description: The C(gunicorn_apps) list.
-    type: list
-    elements: dict
-    required: true
-  role:
-    description: The role-level variables, by their names without the C(gunicorn_) prefix.
-    type: dict
-    required: true
-  host:
-    description: Facts of the host, C(vcpus) and C(memory_mb), used to size workers.
-    type: dict
-    required: true
-"""
-
-EXAMPLES = r"""
-- name: Resolve the apps of this host
-  ansible.builtin.set_fact:
-    resolved: >-
-      {{ gunicorn_apps | pyserve.gunicorn.gunicorn_apps(role=role_vars,
-         host={'vcpus': ansible_facts.processor_vcpus, 'memory_mb': ansible_facts.memtotal_mb}) }}
-"""
-
-RETURN = r"""
-_value:
-  description: One dict per app, with every effective value the role needs.
-  type: list
-  elements: dict
-"""
+# The documentation of each filter of this file is in the YAML file of its name beside it.
 
 # Names that systemd accepts in a unit name, kept to the safe subset: no "@" (templates) and no
 # "\" escapes, so NAME.service and NAME.socket mean what they say.
