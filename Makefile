@@ -62,8 +62,12 @@ integration: venv collection-link wheelhouse image
 build: venv
 	rm -rf .cache/build && mkdir -p .cache/build
 	$(VENV)/bin/ansible-galaxy collection build --output-path .cache/build .
-	$(VENV)/bin/ansible-galaxy collection install -p .cache/build/installed .cache/build/pyserve-gunicorn-*.tar.gz
+	# Installed into a path of its own: the checkout's link would otherwise count as installed.
+	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.cache/build/installed $(VENV)/bin/ansible-galaxy \
+		collection install -p .cache/build/installed .cache/build/pyserve-gunicorn-*.tar.gz
 	test -f .cache/build/installed/ansible_collections/pyserve/gunicorn/roles/gunicorn/tasks/main.yml
+	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.cache/build/installed $(VENV)/bin/ansible-doc \
+		-t role pyserve.gunicorn.gunicorn >/dev/null
 
 test: setup lint unit build hosts-test integration
 
