@@ -81,8 +81,10 @@ class Host:
         state = "unreachable"
         console = paths.host_dir(self.name) / "console.log"
         while time.monotonic() < deadline:
-            if not _keeper_pids(self.name):
-                raise RuntimeError(f"Host {self.name} stopped while booting; see {console}")
+            if not _keeper_alive(self.name):
+                # The host directory goes with the host: quote the console, not its path.
+                tail = _tail(console) or _tail(console.with_name("keeper.log"))
+                raise RuntimeError(f"Host {self.name} stopped while booting:\n{tail}")
             try:
                 result = self.run("systemctl is-system-running --wait", timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -108,7 +110,7 @@ class Host:
         deadline = time.monotonic() + timeout
         # /run is a fresh tmpfs after a reboot, so the marker tells the old boot from the new.
         while time.monotonic() < deadline:
-            if not _keeper_pids(self.name):
+            if not _keeper_alive(self.name):
                 raise RuntimeError(f"Host {self.name} stopped instead of rebooting")
             gone = self.run(f"test ! -e {marker}", timeout=10)
             if gone.returncode == 0:
@@ -399,6 +401,23 @@ def _names_on_controller() -> set[str]:
         if argv[-3:-1] == ["-m", "hostlab.keeper"]:
             names.add(argv[-1])
     return names
+
+
+def _keeper_alive(name: str) -> bool:
+    """Whether the keeper of host `name` runs, by the pid it recorded, else by command line.
+
+    A keeper just started may not show its command line yet, so the scan alone can miss it.
+    """
+    recorded = (_read_state(name) or {}).get("keeper_pid")
+    return (bool(recorded) and _alive(int(recorded))) or bool(_keeper_pids(name))
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    """The last lines of a text file, or "" when it cannot be read."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
 
 
 def _remove(name: str, timeout: float = STOP_TIMEOUT) -> None:
