@@ -68,3 +68,13 @@ def test_bad_input_fails_before_any_change(host, converge, apps, expected):
         assert text in run.output, run
     assert snapshot(host) == before
     assert "changed=0" in run.output
+
+
+@pytest.mark.parametrize("playbook", ["pyserve.gunicorn.deploy", "pyserve.gunicorn.rollback"])
+def test_deploy_and_rollback_playbooks_check_their_input_too(host, converge, playbook):
+    before = snapshot(host)
+    run = converge([{**GOOD, "workers": "many"}], playbook=playbook)
+    assert run.rc != 0, run
+    assert "Validation of arguments failed" in run.output, run
+    assert "'workers'" in run.output and "gunicorn_apps" in run.output, run
+    assert snapshot(host) == before
