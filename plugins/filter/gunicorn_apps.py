@@ -529,8 +529,8 @@ def _changed_by_name(registered: Any) -> dict[str, dict]:
 def gunicorn_transitions(apps: list[dict], **registered: Any) -> list[dict[str, Any]]:
     """Decide per app how it moves to its new state, from what the configure step reported.
 
-    `registered` holds the registered loop results by step: `socket`, `service`, `env`, `venv`
-    and `config`. The order of the checks is the order of their cost to users: a new listener
+    `registered` holds the registered loop results by step: `socket`, `service`, `env`, `link`
+    (first deploys), `switch` (new releases and venvs) and `config`. The order of the checks is the order of their cost to users: a new listener
     needs the socket unit restarted (connections are refused meanwhile); a new interpreter,
     environment or unit needs the service restarted (connections wait in the socket's backlog);
     a config change that Gunicorn re-reads on HUP needs only a reload (nothing waits).
@@ -554,7 +554,6 @@ def gunicorn_transitions(apps: list[dict], **registered: Any) -> list[dict[str, 
                 for step, label in (
                     ("service", "service unit"),
                     ("env", "environment"),
-                    ("venv", "venv packages"),
                     ("link", "new venv"),
                 )
                 if changed(step)

@@ -192,7 +192,9 @@ def result(name: str, **fields) -> dict:
             "restart",
         ),
         ({"env": {"results": [result("w", changed=True)]}}, "restart"),
-        ({"venv": {"results": [result("w", changed=True)]}}, "restart"),
+        ({"switch": {"results": [result("w", stdout="venv /old /older")]}}, "restart"),
+        ({"switch": {"results": [result("w", stdout="release /old /older")]}}, "reload"),
+        ({"link": {"results": [result("w", changed=True)]}}, "restart"),
         ({"socket": {"results": [result("w", changed=True)]}}, "relisten"),
     ],
 )
@@ -206,3 +208,9 @@ def test_transition_of_one_app_does_not_touch_another():
         [{"name": "a"}, {"name": "b"}], env={"results": [result("a", changed=True)]}
     )
     assert [m["action"] for m in moves] == ["restart", "none"]
+
+
+def test_a_new_release_of_a_preloaded_app_restarts():
+    switched = {"switch": {"results": [result("w", stdout="release /old /older")]}}
+    (move,) = gunicorn_transitions([{"name": "w", "settings": {"preload_app": True}}], **switched)
+    assert (move["action"], move["reasons"]) == ("restart", ["release with preload_app"])
