@@ -526,19 +526,29 @@ def _changed_by_name(registered: Any) -> dict[str, dict]:
     return out
 
 
-def gunicorn_transitions(apps: list[dict], **registered: Any) -> list[dict[str, Any]]:
+def gunicorn_transitions(
+    apps: list[dict], new: list[str] | None = None, **registered: Any
+) -> list[dict[str, Any]]:
     """Decide per app how it moves to its new state, from what the configure step reported.
 
+    `new` names the apps that nothing ran for before this run: they are just started.
     `registered` holds the registered loop results by step: `socket`, `service`, `env`, `link`
-    (first deploys), `switch` (new releases and venvs) and `config`. The order of the checks is the order of their cost to users: a new listener
-    needs the socket unit restarted (connections are refused meanwhile); a new interpreter,
-    environment or unit needs the service restarted (connections wait in the socket's backlog);
-    a config change that Gunicorn re-reads on HUP needs only a reload (nothing waits).
+    (first deploys), `switch` (new releases and venvs) and `config`. The order of the checks is
+    the order of their cost to users: a new listener needs the socket unit restarted
+    (connections are refused meanwhile); a new interpreter, environment or unit needs the
+    service restarted (connections wait in the socket's backlog); a config change that Gunicorn
+    re-reads on HUP needs only a reload (nothing waits).
     """
     steps = {key: _changed_by_name(value) for key, value in registered.items()}
     moves = []
     for app in apps:
         name = app["name"]
+        if name in (new or []):
+            # The units are new: daemon-reload, then the start that every run makes.
+            moves.append(
+                {"name": name, "action": "start", "reasons": ["new app"], "units_changed": True}
+            )
+            continue
 
         def changed(step: str, _name: str = name) -> bool:
             return bool(steps.get(step, {}).get(_name, {}).get("changed"))

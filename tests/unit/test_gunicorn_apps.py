@@ -214,3 +214,9 @@ def test_a_new_release_of_a_preloaded_app_restarts():
     switched = {"switch": {"results": [result("w", stdout="release /old /older")]}}
     (move,) = gunicorn_transitions([{"name": "w", "settings": {"preload_app": True}}], **switched)
     assert (move["action"], move["reasons"]) == ("restart", ["release with preload_app"])
+
+
+def test_a_new_app_is_started_whatever_its_files_report():
+    socket = {"socket": {"results": [result("w", changed=True)]}}
+    (move,) = gunicorn_transitions([{"name": "w"}], new=["w"], **socket)
+    assert (move["action"], move["units_changed"]) == ("start", True)
