@@ -36,6 +36,24 @@ def read_environment_file(path: str) -> dict[str, str]:
     return env
 
 
+def format_environment(env: dict[str, Any]) -> str:
+    """The KEY="VALUE" lines of a systemd EnvironmentFile, sorted, with \\ " $ ` escaped."""
+    lines = []
+    for key in sorted(env):
+        value = str(env[key])
+        for char in ("\\", '"', "$", "`"):
+            value = value.replace(char, "\\" + char)
+        lines.append(f'{key}="{value}"\n')
+    return "".join(lines)
+
+
+def environment_lines(text: str) -> list[str]:
+    """The assignments of an EnvironmentFile's text, without comments and blank lines."""
+    return [
+        line.strip() for line in text.splitlines() if line.strip() and line.strip()[0] not in "#;"
+    ]
+
+
 def _property_value(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"

@@ -127,6 +127,15 @@ options:
       environment_file:
         description: The app's environment file, in systemd C(EnvironmentFile=) format.
         type: path
+      environment:
+        description:
+          - The environment the app will have, when it differs from O(check.environment_file)
+            or that file is not written yet. The check runs with a temporary environment
+            file of these values, readable by O(check.group) and removed afterwards.
+          - When it differs from the assignments in O(check.environment_file), the check runs
+            even if the config file does not change, since the next start would use it.
+          - Its values are never logged or returned.
+        type: dict
       properties:
         description:
           - Extra systemd unit properties for the transient check service, for example
@@ -222,6 +231,8 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.pyserve.gunicorn.plugins.module_utils._gunicorn_check import (
+    environment_lines,
+    format_environment,
     run_check,
 )
 from ansible_collections.pyserve.gunicorn.plugins.module_utils._gunicorn_conf import (
@@ -244,27 +255,50 @@ def _read(path: str) -> str | None:
         return None
 
 
-def _write_temp(module: AnsibleModule, directory: str, content: str, prefix: str) -> str:
+def _write_temp(
+    module: AnsibleModule, directory: str, content: str, prefix: str, suffix: str = ".py"
+) -> str:
     """Write content to a new file in directory; return its path."""
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".py")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=suffix)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(content)
     return tmp
+
+
+def _environment_changes(check: dict[str, Any]) -> bool:
+    """Whether check.environment differs from the assignments of check.environment_file."""
+    if check.get("environment") is None:
+        return False
+    try:
+        with open(check.get("environment_file") or "", encoding="utf-8") as handle:
+            live = environment_lines(handle.read())
+    except OSError:
+        return True
+    return live != environment_lines(format_environment(check["environment"]))
 
 
 def _check(module: AnsibleModule, path: str, content: str, check: dict[str, Any]) -> str:
     """Try content with gunicorn --check-config; fail the module when it does not pass."""
     directory = os.path.dirname(path)
     gunicorn = os.path.join(module.params["venv"], "bin", "gunicorn")
-    tmp = _write_temp(module, directory, content, ".check-")
+    group = check.get("group") or module.params["group"]
+    made = [_write_temp(module, directory, content, ".check-")]
     try:
-        group = check.get("group") or module.params["group"]
-        if group:
-            module.set_group_if_different(tmp, group, False)
-        os.chmod(tmp, 0o640)
-        rc, out, err, cmd = run_check(gunicorn, tmp, check)
+        if check.get("environment") is not None:
+            made.append(
+                _write_temp(
+                    module, directory, format_environment(check["environment"]), ".env-", ""
+                )
+            )
+            check = {**check, "environment_file": made[-1]}
+        for tmp in made:
+            if group:
+                module.set_group_if_different(tmp, group, False)
+            os.chmod(tmp, 0o640)
+        rc, out, err, cmd = run_check(gunicorn, made[0], check)
     finally:
-        os.unlink(tmp)
+        for tmp in made:
+            os.unlink(tmp)
     output = (out + err).strip()[-TAIL:]
     if rc != 0:
         module.fail_json(
@@ -296,6 +330,7 @@ def main() -> None:
                     user=dict(type="str"),
                     group=dict(type="str"),
                     environment_file=dict(type="path"),
+                    environment=dict(type="dict", no_log=True),
                     properties=dict(type="dict"),
                 ),
             ),
@@ -354,7 +389,7 @@ def main() -> None:
         )
 
     check = module.params["check"]
-    if check and (changed or module.params["force_check"]):
+    if check and (changed or module.params["force_check"] or _environment_changes(check)):
         if module.check_mode:
             module.warn(f"check mode: gunicorn --check-config was not run for {path}")
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import runpy
 import shutil
@@ -9,9 +10,15 @@ import stat
 import tempfile
 from pathlib import Path
 
+import jinja2
 import pytest
+from ansible_collections.pyserve.gunicorn.plugins.module_utils._gunicorn_check import (
+    environment_lines,
+    format_environment,
+)
 from ansible_collections.pyserve.gunicorn.plugins.modules.gunicorn_config import main
 
+REPO = Path(__file__).resolve().parents[2]
 HOSTILE = "x'\"\n\\ __import__('os').system('touch PWNED') \u00e9"
 
 
@@ -199,3 +206,63 @@ def test_unchanged_file_skips_check_unless_forced(run_module, venv, appdir):
     )
     assert skipped["changed"] is False
     assert forced["failed"] is True
+
+
+ENVAPP = (
+    "import os\n"
+    "mode = os.environ.get('SHOP_MODE')\n"
+    "assert mode == 'prod', f'SHOP_MODE is {mode}'\n"
+    "def app(environ, start_response):\n    return []\n"
+)
+
+
+def test_check_runs_with_the_given_environment_and_never_returns_its_values(
+    run_module, venv, appdir
+):
+    (appdir / "app" / "envapp.py").write_text(ENVAPP)
+    user = {"user": "nobody", "group": "nogroup"}
+    good = check_args(appdir, "envapp", environment={"SHOP_MODE": "prod"}, **user)
+    result = run_module(main, args(venv, appdir, settings={"workers": 2}, check=good))
+    assert result.get("failed") is not True, result
+    assert [p.name for p in (appdir / "conf").iterdir()] == ["gunicorn.conf.py"]
+
+    bad = check_args(appdir, "envapp", environment={"SHOP_MODE": "s3cr3t-never-shown"}, **user)
+    result = run_module(main, args(venv, appdir, settings={"workers": 3}, check=bad))
+    assert result["failed"] is True
+    assert "SHOP_MODE is" in result["msg"]
+    assert "s3cr3t-never-shown" not in json.dumps(result)
+
+
+def test_a_changed_environment_runs_the_check_though_the_file_is_unchanged(
+    run_module, venv, appdir
+):
+    (appdir / "app" / "envapp.py").write_text(ENVAPP)
+    live = appdir / "conf" / "environment"
+    live.write_text("# Managed by Ansible\n" + format_environment({"SHOP_MODE": "prod"}))
+    settings = {"workers": 2}
+    run_module(main, args(venv, appdir, settings=settings))
+
+    same = check_args(
+        appdir, "envapp", environment_file=str(live), environment={"SHOP_MODE": "prod"}
+    )
+    result = run_module(main, args(venv, appdir, settings=settings, check=same))
+    assert result["changed"] is False and "check_output" not in result, result
+
+    other = check_args(
+        appdir, "envapp", environment_file=str(live), environment={"SHOP_MODE": "qa"}
+    )
+    result = run_module(main, args(venv, appdir, settings=settings, check=other))
+    assert result["failed"] is True
+    assert "SHOP_MODE is ********" in result["msg"], "no_log masks the value in the message"
+
+
+def test_the_role_template_writes_the_environment_as_the_check_does():
+    env = {"B": 'a "quoted" $HOME `cmd` \\ end', "A": "plain", "C": 5}
+    template = REPO / "roles" / "gunicorn" / "templates" / "environment.j2"
+    jinja = jinja2.Environment(keep_trailing_newline=True)
+    jinja.filters["comment"] = lambda text: f"# {text}"
+    rendered = jinja.from_string(template.read_text()).render(
+        ansible_managed="Managed by Ansible", __gunicorn_environment=env
+    )
+    assert environment_lines(rendered) == environment_lines(format_environment(env))
+    assert environment_lines(rendered)[1] == 'B="a \\"quoted\\" \\$HOME \\`cmd\\` \\\\ end"'
