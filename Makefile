@@ -11,13 +11,14 @@ APT_PACKAGES := debootstrap systemd-container iproute2 openssh-client debian-arc
 	nginx-light haproxy curl git tar python3-venv
 
 .PHONY: help setup apt venv collection-link wheelhouse image lint unit hosts-test integration \
-	test build demo bench clean-hosts
+	load test build demo bench clean-hosts
 
 help:
 	@echo "make setup        install apt packages, the dev venv and the collection link"
 	@echo "make demo         boot a test host, deploy the example app, show what answered"
-	@echo "make test         lint, unit tests, test-host tests, integration tests, build"
-	@echo "make lint | unit | hosts-test | integration | build | bench"
+	@echo "make test         lint, unit tests, build, test-host, integration and load tests"
+	@echo "make lint | unit | build | hosts-test | integration | load"
+	@echo "make bench        time converges, measure exposure, run the deploy benchmarks"
 	@echo "make clean-hosts  remove every test host"
 
 apt:
@@ -43,6 +44,7 @@ wheelhouse: venv
 
 image: venv
 	$(PY) -m hostlab image
+	$(PY) -m hostlab image --suite trixie
 
 lint: venv collection-link
 	$(VENV)/bin/ruff check .
@@ -69,13 +71,19 @@ build: venv
 	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.cache/build/installed $(VENV)/bin/ansible-doc \
 		-t role pyserve.gunicorn.gunicorn >/dev/null
 
-test: setup lint unit build hosts-test integration
+# The zero-downtime proofs: the deploy benchmarks as tests, with their tables at the end.
+load: venv collection-link wheelhouse image
+	$(VENV)/bin/pytest -q -p hostlab.pytest_plugin tests/load
+
+test: setup lint unit build hosts-test integration load
 
 demo: setup wheelhouse image
 	$(PY) -m examples.demo
 
 bench: venv collection-link wheelhouse image
 	$(PY) -m benchmarks.converge
+	$(PY) -m benchmarks.deploy_events
+	$(PY) -m benchmarks.rolling
 
 clean-hosts: venv
 	$(PY) -m hostlab down --all

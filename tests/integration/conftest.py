@@ -139,20 +139,25 @@ def wait_for_status(host: Host, app: dict, status: int = 200, timeout: float = 3
     return seen
 
 
-@pytest.fixture(scope="session")
-def host(hostlab) -> Iterator[Host]:
-    """One bookworm host with the example apps in a shared, read-only directory."""
-    (found,) = hostlab.up(1, prefix="it")
-    found.run(f"install -d -m 0755 {APPS_DIR}", check=True)
+def put_example_apps(host: Host) -> None:
+    """Copy the example apps into a shared, read-only directory of the host."""
+    host.run(f"install -d -m 0755 {APPS_DIR}", check=True)
     for source in sorted(APPS_SRC.glob("*.py")):
         subprocess.run(
-            found.ssh_command(
+            host.ssh_command(
                 f"cat > {APPS_DIR}/{source.name} && chmod 0644 {APPS_DIR}/{source.name}"
             ),
             input=source.read_bytes(),
             check=True,
             capture_output=True,
         )
+
+
+@pytest.fixture(scope="session")
+def host(hostlab) -> Iterator[Host]:
+    """One bookworm host with the example apps in a shared, read-only directory."""
+    (found,) = hostlab.up(1, prefix="it")
+    put_example_apps(found)
     yield found
 
 
