@@ -106,10 +106,16 @@ def test_still_answers_after_systemctl(host, deployed, action, app):
     assert wait_for_status(host, app) == 200
 
 
-def test_socket_file_survives_a_restart_of_the_service(host, deployed):
-    host.run("systemctl restart it-sync.service", check=True)
-    assert host.run("test -S /run/gunicorn/it-sync.sock").returncode == 0
-    assert http(host, APPS[0])[0] == 200
+@pytest.mark.parametrize("app", [APPS[0], APPS[3]], ids=["unix-socket", "tcp"])
+def test_listener_stays_open_through_a_restart_of_the_service(host, deployed, app):
+    """The same listener, not a new one: connections in its backlog are kept, none refused."""
+    since = f"systemctl show -p ActiveEnterTimestampMonotonic --value {app['name']}.socket"
+    before = host.run(since).stdout.strip()
+    inode = host.run("stat -c %i /run/gunicorn/it-sync.sock").stdout.strip()
+    host.run(f"systemctl restart {app['name']}.service", check=True)
+    assert host.run(since).stdout.strip() == before, "the socket unit was restarted"
+    assert host.run("stat -c %i /run/gunicorn/it-sync.sock").stdout.strip() == inode
+    assert wait_for_status(host, app) == 200
 
 
 def test_every_app_answers_after_a_reboot(host, deployed):
