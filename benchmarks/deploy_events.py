@@ -155,9 +155,14 @@ class Bench:
         self.host.run(
             f"cat > {site} <<'EOF'\n{NGINX_SITE}EOF\n"
             f"ln -sfn {site} /etc/nginx/sites-enabled/bench && "
-            "systemctl enable --now nginx && systemctl reload nginx",
+            "systemctl enable nginx && systemctl restart nginx && "
+            f"for i in $(seq 50); do curl -fsS -o /dev/null http://127.0.0.1:{NGINX_PORT}/healthz "
+            "&& exit 0; sleep 0.2; done; exit 1",
             check=True,
         )
+        # A reload right before the load would make nginx's old workers close the load's
+        # first keep-alive connections: start it once, and let the first event begin later.
+        time.sleep(common.SETTLE)
 
     def targets(self) -> list[Target]:
         """nginx in front of the socket app, and the TCP app, both on the host."""
@@ -166,8 +171,12 @@ class Bench:
             Target(f"http://{self.host.address}:{TCP_PORT}/", "btcp"),
         ]
 
-    def run_event(self, event: Event) -> None:
-        """Prepare unmeasured, then make the change under load and add its rows."""
+    def run_event(self, event: Event) -> list[str]:
+        """Prepare unmeasured, then make the change under load and add its rows.
+
+        Returns what went wrong, one line per target with a problem: failed requests, the
+        wrong version answering afterwards, or a run that did not end as the event expects.
+        """
         assert self.state is not None
         prepared = event.prepare(self.state)
         if prepared != self.state:
@@ -193,6 +202,7 @@ class Bench:
             self.state = wanted
         expected = self.state.release
         title = f"{event.number} {event.name}"
+        found: list[str] = []
         for target in targets:
             before = result.summary(target.label, until=started)
             after = result.summary(target.label, since=ended + common.GRACE)
@@ -204,6 +214,8 @@ class Bench:
             if succeeded == event.must_fail:
                 problems.append(f"run rc={run.rc}")
             self.ok = self.ok and not problems
+            if problems:
+                found.append(f"{target.label}: {', '.join(problems)}")
             for line in common.failure_log(result, target.label, started):
                 print(f"event {event.number}:{line}", file=sys.stderr)
             verdict = "ok" if not problems else "FAIL: " + ", ".join(problems)
@@ -219,6 +231,11 @@ class Bench:
             )
         if succeeded == event.must_fail:
             print(f"event {event.number}: playbook rc={run.rc}:\n{run.tail()}", file=sys.stderr)
+        return found
+
+    def table(self) -> str:
+        """The rows measured so far, under the header."""
+        return format_table([common.HEADER, *self.rows])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -242,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep:
             lab.down(PREFIX)
-    print(format_table([common.HEADER, *bench.rows]))
+    print(bench.table())
     return 0 if bench.ok else 1
 
 
