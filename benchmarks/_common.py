@@ -134,4 +134,14 @@ def failure_log(result: Result, label: str, started: float, limit: int = 5) -> l
     return [f"  {label}: t={s.start - started:+.2f} s {s.mode} {s.failure}" for s in failed]
 
 
-HEADER = ("event", "target", "requests", "failures", "p50 ms", "p99 ms", "max ms", "version", "")
+HEADER = (
+    "event",
+    "target",
+    "requests",
+    "failures",
+    "p50 ms",
+    "p99 ms",
+    "max ms",
+    "version",
+    "verdict",
+)
