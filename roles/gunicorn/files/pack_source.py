@@ -8,14 +8,17 @@ packing the same code twice gives the same ID, and deploying it again changes no
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from pathlib import Path
 
 SKIP_DIRS = {".git", "__pycache__", ".venv", "node_modules"}
@@ -52,17 +55,42 @@ def pack_dir(path: Path) -> bytes:
     return buffer.getvalue()
 
 
-def pack_git(cache: Path, repo: str, ref: str) -> tuple[str, bytes]:
-    """The tree of REF in REPO as a tar, and its tree hash; remote repos are mirrored in CACHE."""
-    local = repo
-    if not Path(repo).is_dir():
-        local = str(cache / "git" / hashlib.sha256(repo.encode()).hexdigest()[:16])
-        if Path(local).is_dir():
+def mirror(cache: Path, repo: str) -> str:
+    """A local mirror of a remote REPO in CACHE, cloned or fetched for this run.
+
+    Every host of a play packs its apps at once, so many of these run in parallel: a lock keeps
+    one git at a time in the mirror, and a fetch finished after this call began serves it too,
+    so a fleet fetches about once per run instead of once per host.
+    """
+    local = cache / "git" / hashlib.sha256(repo.encode()).hexdigest()[:16]
+    local.parent.mkdir(parents=True, exist_ok=True)
+    stamp = local.with_name(local.name + ".fetched")
+    asked = time.time()
+    with open(local.with_name(local.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if local.is_dir() and stamp.exists() and stamp.stat().st_mtime >= asked:
+            return str(local)
+        if local.is_dir():
             subprocess.run(
-                ["git", "-C", local, "fetch", "--quiet", "--prune", "origin"], check=True
+                ["git", "-C", str(local), "fetch", "--quiet", "--prune", "origin"], check=True
             )
         else:
-            subprocess.run(["git", "clone", "--quiet", "--mirror", repo, local], check=True)
+            # Cloned aside and renamed: an interrupted clone leaves no half mirror behind.
+            aside = Path(tempfile.mkdtemp(dir=local.parent, prefix=".clone-"))
+            try:
+                subprocess.run(
+                    ["git", "clone", "--quiet", "--mirror", repo, str(aside / "m")], check=True
+                )
+                os.replace(aside / "m", local)
+            finally:
+                shutil.rmtree(aside, ignore_errors=True)
+        stamp.touch()
+    return str(local)
+
+
+def pack_git(cache: Path, repo: str, ref: str) -> tuple[str, bytes]:
+    """The tree of REF in REPO as a tar, and its tree hash; remote repos are mirrored in CACHE."""
+    local = repo if Path(repo).is_dir() else mirror(cache, repo)
     tree = subprocess.run(
         ["git", "-C", local, "rev-parse", f"{ref}^{{tree}}"],
         check=True,
