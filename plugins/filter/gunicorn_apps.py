@@ -204,6 +204,9 @@ def _settings(
         if app.get(key) is not None:
             merged[setting] = app[key]
 
+    worker_memory = _first(app.get("worker_memory_mb"), role.get("worker_memory_mb"))
+    if worker_memory is not None:
+        worker_memory = _int_in(name, "worker_memory_mb", worker_memory, 1, 1_000_000)
     if "workers" not in merged or "threads" not in merged:
         worker_class = merged["worker_class"]
         kind = "async" if worker_class in ASYNC_CLASSES else worker_class
@@ -212,6 +215,8 @@ def _settings(
         sized = sizing(
             host.get("vcpus") or 1,
             memory_mb=host.get("memory_mb"),
+            reserved_mb=_reserved_memory(role),
+            worker_memory_mb=worker_memory,
             worker_class=kind if kind in ("sync", "gthread") else "gevent",
             apps=present,
         )
@@ -221,6 +226,20 @@ def _settings(
         low = 0 if key in ("timeout", "keepalive") else 1
         merged[key] = _int_in(name, key, merged[key], low, 100000)
     return merged
+
+
+def _reserved_memory(role: dict) -> int:
+    """The role's gunicorn_reserved_memory_mb, checked: a whole number of MiB, 0 or more."""
+    value = _first(role.get("reserved_memory_mb"), 512)
+    try:
+        number = int(str(value), 10)
+    except ValueError:
+        number = -1
+    if isinstance(value, bool) or number < 0:
+        raise AnsibleFilterError(
+            f"gunicorn_reserved_memory_mb must be a whole number of MiB, 0 or more, got {value!r}"
+        )
+    return number
 
 
 def _environment(app: dict, name: str) -> dict[str, str]:

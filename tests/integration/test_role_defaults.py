@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import APPS_DIR, http
+from .conftest import APPS_DIR, http, main_pid
 
 # The WSGI app sets neither worker_class nor bind_type: it follows the role-level variables.
 # The ASGI app sets both, so it stays on a Unix socket with the uvicorn worker.
@@ -21,7 +21,18 @@ OWN = {
     "worker_class": "uvicorn",
     "bind_type": "socket",
 }
-APPS = [{**a, "workers": 1, "chdir": APPS_DIR} for a in (FOLLOWS, OWN)]
+# No workers given: the sizing decides. Its sync workers are said to need more memory than the
+# host has, so memory caps the pool at one worker, where any CPU count would give 3 or more.
+HEAVY = {
+    "name": "rd-heavy",
+    "wsgi_app": "hello_wsgi:app",
+    "worker_class": "sync",
+    "packages": ["flask==3.1.3"],
+    "bind_port": 8132,
+    "worker_memory_mb": 1_000_000,
+    "chdir": APPS_DIR,
+}
+APPS = [{**a, "workers": 1, "chdir": APPS_DIR} for a in (FOLLOWS, OWN)] + [HEAVY]
 EXTRA_VARS = {"gunicorn_worker_class": "gevent", "gunicorn_bind_type": "tcp"}
 
 
@@ -55,3 +66,9 @@ def test_app_with_its_own_keys_keeps_them(host, converged):
 def test_the_same_variables_again_change_nothing(converge, converged):
     run = converge(APPS, **EXTRA_VARS)
     assert run.rc == 0 and run.changed == 0, run
+
+
+def test_worker_memory_caps_the_computed_workers(host, converged):
+    assert http(host, {**HEAVY, "bind_type": "tcp"})[0] == 200
+    workers = host.run(f"pgrep -c -P {main_pid(host, 'rd-heavy')}").stdout.strip()
+    assert workers == "1"

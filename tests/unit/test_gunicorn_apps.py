@@ -55,6 +55,48 @@ def test_workers_are_computed_when_unset():
     assert one()["settings"]["workers"] >= 1
 
 
+def test_worker_memory_caps_the_computed_workers():
+    # 2 vCPUs give 5 sync workers by CPU; (4096 - 512) MiB / 1024 MiB per worker allow 3.
+    assert one(worker_memory_mb=1024)["settings"]["workers"] == 3
+    assert one()["settings"]["workers"] == 5
+
+
+def test_app_worker_memory_wins_over_the_role_level_one():
+    (app,) = resolve([{"name": "web", "wsgi_app": "a:b"}], worker_memory_mb=1024)
+    assert app["settings"]["workers"] == 3
+    (app,) = resolve(
+        [{"name": "web", "wsgi_app": "a:b", "worker_memory_mb": 2048}], worker_memory_mb=1024
+    )
+    assert app["settings"]["workers"] == 1
+
+
+def test_reserved_memory_is_left_to_the_host():
+    (app,) = resolve([{"name": "web", "wsgi_app": "a:b"}], worker_memory_mb=1024)
+    assert app["settings"]["workers"] == 3
+    (app,) = resolve(
+        [{"name": "web", "wsgi_app": "a:b"}], worker_memory_mb=1024, reserved_memory_mb=2048
+    )
+    assert app["settings"]["workers"] == 2
+
+
+def test_explicit_workers_are_not_capped_by_memory():
+    assert one(workers=9, worker_memory_mb=4096)["settings"]["workers"] == 9
+
+
+@pytest.mark.parametrize("value", [0, -1, "lots"])
+def test_bad_worker_memory_is_refused_naming_the_app_and_key(value):
+    with pytest.raises(AnsibleFilterError, match="app 'web', key 'worker_memory_mb'"):
+        one(worker_memory_mb=value)
+    with pytest.raises(AnsibleFilterError, match="app 'web', key 'worker_memory_mb'"):
+        one(worker_memory_mb=value, workers=2)
+
+
+@pytest.mark.parametrize("value", [-1, "lots", True])
+def test_bad_reserved_memory_is_refused_naming_the_variable(value):
+    with pytest.raises(AnsibleFilterError, match="gunicorn_reserved_memory_mb"):
+        resolve([{"name": "web", "wsgi_app": "a:b"}], reserved_memory_mb=value)
+
+
 def test_unix_socket_is_the_default_listener_outside_the_runtime_directory():
     app = one()
     assert app["listen_stream"] == "/run/gunicorn/web.sock"
