@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -9,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.loadgen import Result, format_failures
+from benchmarks.loadgen import Result, Target, format_failures
 from hostlab import lab
 from hostlab.lab import Host
 
@@ -126,6 +127,23 @@ def row(event: str, label: str, result: Result, before: str, after: str, verdict
         f"{before} -> {after}",
         verdict,
     )
+
+
+def stack(target: Target) -> dict[str, str]:
+    """The versions of Gunicorn and werkzeug that answer at a target now, from one request."""
+    conn = http.client.HTTPConnection(target.address, target.port, timeout=30)
+    try:
+        conn.request("GET", target.path)
+        answer = conn.getresponse()
+        body = answer.read()
+    finally:
+        conn.close()
+    if answer.status != 200:
+        return {}
+    found = json.loads(body).get("stack", {})
+    # SERVER_SOFTWARE is Gunicorn's own "gunicorn/VERSION" of the running master.
+    server = str(found.get("server", ""))
+    return {"gunicorn": server.removeprefix("gunicorn/"), "werkzeug": str(found.get("werkzeug"))}
 
 
 def failure_log(result: Result, label: str, started: float, limit: int = 5) -> list[str]:

@@ -127,6 +127,16 @@ EVENTS = {
 }  # fmt: skip
 
 
+def stack_change(before: dict[str, str], after: dict[str, str]) -> str:
+    """What changed in the server stack, for the version column: ` (werkzeug 3.1.8 -> 3.1.9)`."""
+    changes = [
+        f"{key} {before.get(key, '?')} -> {value}"
+        for key, value in after.items()
+        if before.get(key) != value
+    ]
+    return f" ({', '.join(changes)})" if changes else ""
+
+
 class Bench:
     """The test host, the apps' applied state, and the rows measured so far."""
 
@@ -186,6 +196,7 @@ class Bench:
             self.state = prepared
         wanted = event.change(self.state) if event.change else self.state
         targets = self.targets()
+        stacks = {target.label: common.stack(target) for target in targets}
         with Load(targets, self.clients, max_seconds=1200, max_requests=2_000_000) as load:
             time.sleep(common.WARMUP)
             started = load.elapsed()
@@ -201,16 +212,20 @@ class Bench:
         if succeeded:
             self.state = wanted
         expected = self.state.release
+        expected_stack = {"gunicorn": self.state.gunicorn, "werkzeug": self.state.werkzeug}
         title = f"{event.number} {event.name}"
         found: list[str] = []
         for target in targets:
             before = result.summary(target.label, until=started)
             after = result.summary(target.label, since=ended + common.GRACE)
+            stack = common.stack(target)
             problems = []
             if result.summary(target.label).failed:
                 problems.append("failures")
             if after.versions != [expected]:
                 problems.append(f"want {expected}")
+            if stack != expected_stack:
+                problems.append(f"want {expected_stack}, got {stack}")
             if succeeded == event.must_fail:
                 problems.append(f"run rc={run.rc}")
             self.ok = self.ok and not problems
@@ -225,7 +240,7 @@ class Bench:
                     target.label,
                     result,
                     ",".join(before.versions) or "-",
-                    ",".join(after.versions) or "-",
+                    (",".join(after.versions) or "-") + stack_change(stacks[target.label], stack),
                     verdict,
                 )
             )

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import time
+from importlib import metadata
 
 from flask import Flask, Response, jsonify, request
 
 VERSION = os.environ.get("APP_VERSION", "1")
+# Read when the worker imports the app: a deploy that changes only dependencies shows here.
+WERKZEUG = metadata.version("werkzeug")
 MAX_SLEEP = 60.0
 
 app = Flask(__name__)
@@ -19,8 +22,9 @@ app = Flask(__name__)
 
 @app.get("/")
 def index() -> Response:
-    """Say which app, version and worker process answered."""
-    return jsonify(app="hello_wsgi", version=VERSION, pid=os.getpid())
+    """Say which app, version, worker process and server stack answered."""
+    stack = {"server": request.environ.get("SERVER_SOFTWARE", ""), "werkzeug": WERKZEUG}
+    return jsonify(app="hello_wsgi", version=VERSION, pid=os.getpid(), stack=stack)
 
 
 @app.get("/healthz")
