@@ -204,9 +204,11 @@ def _settings(
         if app.get(key) is not None:
             merged[setting] = app[key]
 
-    worker_memory = _first(app.get("worker_memory_mb"), role.get("worker_memory_mb"))
+    worker_memory = app.get("worker_memory_mb")
     if worker_memory is not None:
         worker_memory = _int_in(name, "worker_memory_mb", worker_memory, 1, 1_000_000)
+    elif role.get("worker_memory_mb") is not None:
+        worker_memory = _role_count(role, "worker_memory_mb", 1)
     if "workers" not in merged or "threads" not in merged:
         worker_class = merged["worker_class"]
         kind = "async" if worker_class in ASYNC_CLASSES else worker_class
@@ -215,7 +217,7 @@ def _settings(
         sized = sizing(
             host.get("vcpus") or 1,
             memory_mb=host.get("memory_mb"),
-            reserved_mb=_reserved_memory(role),
+            reserved_mb=_role_count(role, "reserved_memory_mb", 0, 512),
             worker_memory_mb=worker_memory,
             worker_class=kind if kind in ("sync", "gthread") else "gevent",
             apps=present,
@@ -228,16 +230,16 @@ def _settings(
     return merged
 
 
-def _reserved_memory(role: dict) -> int:
-    """The role's gunicorn_reserved_memory_mb, checked: a whole number of MiB, 0 or more."""
-    value = _first(role.get("reserved_memory_mb"), 512)
+def _role_count(role: dict, key: str, low: int, default: int | None = None) -> int:
+    """A role-level number of MiB, checked and named by its variable, gunicorn_KEY."""
+    value = _first(role.get(key), default)
     try:
         number = int(str(value), 10)
     except ValueError:
-        number = -1
-    if isinstance(value, bool) or number < 0:
+        number = low - 1
+    if isinstance(value, bool) or number < low:
         raise AnsibleFilterError(
-            f"gunicorn_reserved_memory_mb must be a whole number of MiB, 0 or more, got {value!r}"
+            f"gunicorn_{key} must be a whole number of MiB, {low} or more, got {value!r}"
         )
     return number
 

@@ -97,6 +97,12 @@ def test_bad_reserved_memory_is_refused_naming_the_variable(value):
         resolve([{"name": "web", "wsgi_app": "a:b"}], reserved_memory_mb=value)
 
 
+@pytest.mark.parametrize("value", [0, "lots"])
+def test_bad_role_level_worker_memory_is_refused_naming_the_variable(value):
+    with pytest.raises(AnsibleFilterError, match="gunicorn_worker_memory_mb"):
+        resolve([{"name": "web", "wsgi_app": "a:b"}], worker_memory_mb=value)
+
+
 def test_unix_socket_is_the_default_listener_outside_the_runtime_directory():
     app = one()
     assert app["listen_stream"] == "/run/gunicorn/web.sock"
