@@ -13,7 +13,7 @@ FOLLOWS = {
     "name": "rd-wsgi",
     "wsgi_app": "hello_wsgi:app",
     "packages": ["flask==3.1.3"],
-    "bind_port": 8131,
+    "bind_port": 8135,
 }
 OWN = {
     "name": "rd-asgi",
@@ -28,7 +28,7 @@ HEAVY = {
     "wsgi_app": "hello_wsgi:app",
     "worker_class": "sync",
     "packages": ["flask==3.1.3"],
-    "bind_port": 8132,
+    "bind_port": 8136,
     "worker_memory_mb": 1_000_000,
     "chdir": APPS_DIR,
 }
@@ -55,7 +55,7 @@ def test_app_without_its_own_keys_follows_the_role_level_variables(host, converg
     assert http(host, {**FOLLOWS, "bind_type": "tcp"})[0] == 200
     assert worker_in_use(host, "rd-wsgi") == "gevent"
     listening = host.run("systemctl show -p Listen --value rd-wsgi.socket").stdout
-    assert "127.0.0.1:8131" in listening and ".sock" not in listening
+    assert "127.0.0.1:8135" in listening and ".sock" not in listening
 
 
 def test_app_with_its_own_keys_keeps_them(host, converged):
